@@ -1,0 +1,23 @@
+"""Exact cross-entropy training dynamics of the unconstrained features model, in JAX."""
+
+import importlib.metadata
+
+from ._bases import FourierBasis as FourierBasis
+from ._bases import WalshBasis as WalshBasis
+from ._bases import fourier_basis as fourier_basis
+from ._bases import spectral_basis as spectral_basis
+from ._bases import walsh_basis as walsh_basis
+from ._fields import FullGradientFlow as FullGradientFlow
+from ._fields import ReducedGradientFlow as ReducedGradientFlow
+from ._init import hadamard_init as hadamard_init
+from ._init import lift as lift
+from ._init import project as project
+from ._init import random_frame as random_frame
+from ._problem import UFM as UFM
+from ._solve import solve_full as solve_full
+from ._solve import solve_reduced as solve_reduced
+
+try:
+    __version__ = importlib.metadata.version("softmax_diag")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.0.0"

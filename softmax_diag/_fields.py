@@ -1,0 +1,129 @@
+r"""The two gradient-flow vector fields, as diffrax-ready `eqx.Module`s.
+
+- [`FullGradientFlow`][softmax_diag.FullGradientFlow]: $\dot W_l = -\nabla_{W_l}\mathcal{L}$
+  on the weight matrices (three matrix products at depth 2).
+- [`ReducedGradientFlow`][softmax_diag.ReducedGradientFlow]: the same flow on singular
+  values under Hadamard initialization, $O(K \log K)$ per evaluation.
+"""
+
+import equinox as eqx
+import jax.numpy as jnp
+
+from ._bases import FourierBasis, WalshBasis, spectral_basis
+from ._losses import labels_mask, logit_gradient, product
+from ._problem import UFM
+
+
+class FullGradientFlow(eqx.Module):
+    r"""Gradient flow on the weight matrices: $\dot W_l = -\nabla_{W_l} \mathcal{L}$.
+
+    With $G = \frac1N \partial_Z \sum_i \ell(Z_{:,i}, y_i)$ (for CE, $G = (\mathrm{softmax}(Z)
+    - Y) / N$, the label entries computed as minus the sum of the other weights),
+
+    $$\nabla_{W_l} \mathcal{L} = (W_L \cdots W_{l+1})^T\, G\, (W_{l-1} \cdots W_1)^T
+      + \lambda_l W_l ,$$
+
+    which at depth 2 reads $\dot W = -G H^T - \lambda W$, $\dot H = -W^T G - \lambda H$.
+
+    **Arguments:**
+
+    - `problem`: the [`UFM`][softmax_diag.UFM].
+
+    Call as `field(t, params, args)` with `params = (W_L, ..., W_1)`; usable as
+    `diffrax.ODETerm(field)`.
+    """
+
+    problem: UFM
+
+    def __call__(self, t, y, args):
+        problem = self.problem
+        # suffix[i] = y[i] @ ... @ y[-1]: what layer i-1 sees from below.
+        suffix = [y[-1]]
+        for w in reversed(y[:-1]):
+            suffix.insert(0, w @ suffix[0])
+        logits = suffix[0]
+        g = logit_gradient(problem, logits, labels_mask(problem)) / problem.num_samples
+        grads = []
+        upstream = g  # (W_L ... W_{l+1})^T G, built from the output layer down
+        for i, w in enumerate(y):
+            grads.append(upstream if i == len(y) - 1 else upstream @ suffix[i + 1].T)
+            if i < len(y) - 1:
+                upstream = w.T @ upstream
+        return tuple(
+            -gr - lam * w if lam else -gr
+            for gr, w, lam in zip(grads, y, problem.weight_decay)
+        )
+
+
+class ReducedGradientFlow(eqx.Module):
+    r"""Gradient flow on singular values under Hadamard (spectral) initialization.
+
+    With $W_L = Q \operatorname{diag}(\sigma_L) P_{L-1}^T, \dots,
+    W_1 = P_1 \operatorname{diag}(\sigma_1) Q_{\mathrm{in}}^T$ and
+    $z = \prod_l \sigma_l$, the logits are group-circulant and every layer stays of this
+    form. The singular values follow
+
+    $$\dot\sigma_l = -\frac{1}{K\sqrt n}\, s \odot \prod_{j \ne l} \sigma_j
+      - \lambda_l \sigma_l ,$$
+
+    where $s$ is the spectrum of $K\, \partial_Z \ell$: the logits of one sample are
+    $\varphi = \mathrm{column}(z / \sqrt n)$ (for Walsh, $\varphi = H_m z / (K \sqrt n)$),
+    $g = \partial \ell(\varphi, 0) / \partial \varphi$, and $s = \mathrm{spectrum}(g)$ (for
+    Walsh and CE, $s = H_m \operatorname{softmax}(\varphi) - \mathbf 1$). Two fast
+    transforms per evaluation: $O(K \log K)$, no dense $K \times K$ product.
+
+    At depth 2 with `sv = (a, b)`: $\dot a = -\frac1K s \odot b$, $\dot b = -\frac1K s \odot a$.
+
+    The label entry of $g$ is minus the sum of the other softmax weights, so $s$ keeps
+    full accuracy relative to the loss as the loss goes to zero.
+
+    **Arguments:**
+
+    - `problem`: the [`UFM`][softmax_diag.UFM]; needs `width >= num_classes`.
+    - `basis`: a Walsh or Fourier basis of size `K` (default: `spectral_basis(K)`).
+    """
+
+    problem: UFM
+    basis: WalshBasis | FourierBasis = None  # pyright: ignore[reportAssignmentType]
+
+    def __post_init__(self):
+        if self.basis is None:
+            self.basis = spectral_basis(self.problem.num_classes)
+
+    def __check_init__(self):
+        check_reducible(self.problem, self.basis)
+
+    def __call__(self, t, y, args):
+        problem, basis = self.problem, self.basis
+        z = product(y)
+        phi = basis.column(z / problem.samples_per_class**0.5)
+        first = jnp.arange(problem.num_classes) == 0
+        s = basis.spectrum(logit_gradient(problem, phi, first, axis=-1))
+        out = []
+        for i, (sigma, lam) in enumerate(zip(y, problem.weight_decay)):
+            others = y[:i] + y[i + 1 :]  # leave-one-out product, no division by zero
+            rate = -problem.reduced_rate * s * product(others)
+            out.append(rate - lam * sigma if lam else rate)
+        return tuple(out)
+
+
+def check_reducible(problem: UFM, basis) -> None:
+    if not isinstance(problem, UFM):
+        raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
+    if not isinstance(basis, (WalshBasis, FourierBasis)):
+        raise TypeError(
+            "`basis` must come from walsh_basis, fourier_basis or spectral_basis, got "
+            f"{type(basis).__name__}."
+        )
+    if basis.size != problem.num_classes:
+        raise ValueError(
+            f"`basis` has size {basis.size} but the problem has "
+            f"num_classes={problem.num_classes}; build it with "
+            f"spectral_basis({problem.num_classes})."
+        )
+    if problem.width < problem.num_classes:
+        raise ValueError(
+            f"The reduced ODE needs width >= num_classes (one hidden direction per "
+            f"mode), got width={problem.width} < K={problem.num_classes}. Increase "
+            "`width`, or solve the full ODE with `solve_full`, which takes any width."
+        )

@@ -1,0 +1,153 @@
+"""`solve_full` and `solve_reduced`: thin, checked wrappers around `diffrax.diffeqsolve`."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._bases import check_tied, spectral_basis
+from ._checks import check_int, check_times, check_tolerances, is_concrete
+from ._fields import FullGradientFlow, ReducedGradientFlow
+from ._init import check_params, check_sv
+from ._problem import UFM
+
+DEFAULT_MAX_STEPS = 100_000
+
+
+@eqx.filter_jit
+def _integrate(field, y0, ts, rtol, atol, solver, max_steps, progress, throw):
+    # Everything that may change between calls of the same shape (`y0`, `ts`,
+    # tolerances) is an array, so it is traced: one compilation per shape and solver.
+    return diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        solver,
+        t0=jnp.zeros((), ts.dtype),
+        t1=ts[-1],
+        dt0=None,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps,
+        throw=throw,
+        progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
+    )
+
+
+def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name):
+    dtype = y0[0].dtype
+    ts = check_times(ts)
+    if ts.dtype != dtype:
+        ts = ts.astype(dtype)
+    rtol, atol = check_tolerances(rtol, atol, dtype)
+    max_steps = check_int("max_steps", max_steps, minimum=1)
+    solver = diffrax.Dopri8() if solver is None else solver
+    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
+        raise TypeError(
+            f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8(), "
+            f"diffrax.Tsit5()), got {type(solver).__name__}."
+        )
+    traced = not all(is_concrete(leaf) for leaf in jax.tree.leaves((y0, ts, rtol, atol)))
+    # Outside jit we raise our own error (and can keep the partial solution); under a
+    # trace only diffrax's runtime check is available.
+    sol = _integrate(
+        field, y0, ts, rtol, atol, solver, max_steps, bool(progress), throw and traced
+    )
+    if throw and not traced and not bool(jnp.all(sol.result == diffrax.RESULTS.successful)):
+        steps = int(np.max(np.asarray(sol.stats["num_steps"])))
+        raise RuntimeError(
+            f"{name} stopped early: {_describe(sol)} after {steps} steps. If "
+            f"max_steps={max_steps} was reached, pass a larger `max_steps=` (or looser "
+            "rtol/atol); pass `throw=False` to get the partial solution, with its "
+            "`result`, instead of this error."
+        )
+    return sol
+
+
+def _describe(sol) -> str:
+    if jnp.ndim(sol.result._value) == 0:
+        return diffrax.RESULTS[sol.result]
+    return "at least one solve of the batch failed"
+
+
+def solve_full(
+    problem: UFM,
+    params0,
+    ts,
+    *,
+    rtol=1e-10,
+    atol=1e-10,
+    solver=None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    progress: bool = False,
+    throw: bool = True,
+) -> diffrax.Solution:
+    """Solves the gradient flow on the weight matrices from `t0 = 0` to `ts[-1]`.
+
+    **Arguments:**
+
+    - `problem`: the [`UFM`][softmax_diag.UFM].
+    - `params0`: `(W_L, ..., W_1)` at `t = 0`, float64 advised.
+    - `ts`: save times, 1D, `>= 0`, non-decreasing; saved exactly (`sol.ts == ts`).
+    - `rtol`, `atol`: tolerances of diffrax's `PIDController` (passed as arrays: new
+        values do not recompile).
+    - `solver`: an adaptive diffrax solver. Default `diffrax.Dopri8()`: at the tight
+        tolerances this package is about (`1e-10`-`1e-12`) an 8th-order method takes
+        several times fewer steps than 5th-order ones (`Tsit5`), which more than pays
+        for its 13 stages; the benchmarks measure the trade-off.
+    - `max_steps`: step limit; reaching it raises `RuntimeError` (or, with
+        `throw=False`, returns the solution with its failure `result`, unreached save
+        times filled with `inf`).
+    - `progress`: show diffrax's `TqdmProgressMeter`.
+    - `throw`: raise on solver failure.
+
+    **Returns:** a `diffrax.Solution` whose `ys` is a tuple shaped like `params0` with a
+    leading time axis.
+
+    Pure JAX: `jax.jit` and `jax.vmap` over `params0` work.
+    """
+    params0 = check_params(_check_problem(problem), params0, "params0")
+    return _solve(
+        FullGradientFlow(problem), params0, ts, rtol, atol, solver, max_steps,
+        progress, throw, "solve_full",
+    )
+
+
+def solve_reduced(
+    problem: UFM,
+    sv0,
+    ts,
+    *,
+    basis=None,
+    rtol=1e-10,
+    atol=1e-10,
+    solver=None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    progress: bool = False,
+    throw: bool = True,
+) -> diffrax.Solution:
+    """Solves the singular-value ODE of [`ReducedGradientFlow`][softmax_diag.ReducedGradientFlow].
+
+    Arguments as [`solve_full`][softmax_diag.solve_full], with `sv0` a tuple of `depth`
+    vectors of length `K` (output layer first) and `basis` defaulting to
+    `spectral_basis(K)`. `lift(problem, sol.ys-at-one-time, basis, frames)` gives the
+    weight matrices of the full flow started from `lift(problem, sv0, basis, frames)`.
+
+    **Returns:** a `diffrax.Solution` whose `ys` is a tuple of `(T, K)` arrays.
+    """
+    problem = _check_problem(problem)
+    basis = spectral_basis(problem.num_classes) if basis is None else basis
+    field = ReducedGradientFlow(problem, basis)
+    sv0 = check_tied("sv0", basis, check_sv(problem, sv0, "sv0"))
+    return _solve(
+        field, sv0, ts, rtol, atol, solver, max_steps, progress, throw, "solve_reduced"
+    )
+
+
+def _check_problem(problem) -> UFM:
+    if not isinstance(problem, UFM):
+        raise TypeError(
+            f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}; build "
+            "one with softmax_diag.UFM(num_classes, width)."
+        )
+    return problem
