@@ -17,6 +17,7 @@ offered; `tests/test_bases.py` shows the full ODE started from one leaving the d
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -171,16 +172,18 @@ class FourierBasis(eqx.Module):
         k = self.size
         cos = c[..., 1 : 2 * self.num_pairs + 1 : 2]
         sin = c[..., 2 : 2 * self.num_pairs + 1 : 2]
-        parts = [math.sqrt(k) * c[..., :1], math.sqrt(k / 2) * (cos - 1j * sin)]
+        zero = jnp.zeros_like(c[..., :1])
+        parts = [jax.lax.complex(math.sqrt(k) * c[..., :1], zero),
+                 jax.lax.complex(math.sqrt(k / 2) * cos, -math.sqrt(k / 2) * sin)]
         if k % 2 == 0 and k > 1:
-            parts.append(math.sqrt(k) * c[..., -1:])
-        spec = jnp.concatenate([p.astype(jnp.result_type(c.dtype, 1j)) for p in parts], -1)
-        return jnp.fft.irfft(spec, n=k, axis=-1).astype(c.dtype)
+            parts.append(jax.lax.complex(math.sqrt(k) * c[..., -1:], zero))
+        return jnp.fft.irfft(jnp.concatenate(parts, -1), n=k, axis=-1).astype(c.dtype)
 
     def column(self, spectrum: Float[Array, "... K"]) -> Float[Array, "... K"]:
         r"""Column 0 of $Q \operatorname{diag}(\lambda) Q^T$ for tied $\lambda$:
         $\varphi(x) = \frac1K \sum_f \lambda_f e^{2\pi i f x / K}$ (an inverse real FFT)."""
-        half = self._half(spectrum).astype(jnp.result_type(spectrum.dtype, 1j))
+        half = self._half(spectrum)
+        half = jax.lax.complex(half, jnp.zeros_like(half))
         return jnp.fft.irfft(half, n=self.size, axis=-1).astype(spectrum.dtype)
 
     def spectrum(self, column: Float[Array, "... K"]) -> Float[Array, "... K"]:
