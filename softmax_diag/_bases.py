@@ -25,6 +25,7 @@ from jaxtyping import Array, Float
 from ._checks import check_int, is_concrete
 
 
+@jax.jit  # one compilation per shape when called eagerly; inlined under an outer jit
 def fwht(x: Float[Array, "... K"]) -> Float[Array, "... K"]:
     r"""Unnormalised fast Walsh-Hadamard transform along the last axis: $H_m x$.
 
