@@ -129,6 +129,7 @@ class FourierBasis(eqx.Module):
 
     @property
     def num_pairs(self) -> int:
+        """Number of tied cosine/sine pairs, `(K - 1) // 2`."""
         return (self.size - 1) // 2
 
     @property
@@ -219,12 +220,14 @@ def check_tied(name: str, basis, vectors) -> tuple:
     idx = np.asarray(basis.pairs)
     checked = []
     for layer, v in enumerate(vectors):
-        first, second = v[..., idx[:, 0]], v[..., idx[:, 1]]
-        bad = jnp.abs(first - second) > 1e-12 * (1 + jnp.abs(first))
         if not is_concrete(v):
+            first, second = v[..., idx[:, 0]], v[..., idx[:, 1]]
+            bad = jnp.abs(first - second) > 1e-12 * (1 + jnp.abs(first))
             checked.append(eqx.error_if(v, jnp.any(bad), f"`{name}` breaks a tied Fourier pair."))
             continue
-        bad = np.asarray(bad)
+        host = np.asarray(v)  # host check: `v` may be a constant captured inside a jit
+        first, second = host[..., idx[:, 0]], host[..., idx[:, 1]]
+        bad = np.abs(first - second) > 1e-12 * (1 + np.abs(first))
         if np.any(bad):
             pair = tuple(int(i) for i in idx[np.argwhere(bad)[0][-1]])
             raise ValueError(

@@ -58,8 +58,8 @@ def check_finite(name: str, x):
         f"`{name}` contains NaN or inf; pass finite initial values "
         "(check how they were generated)."
     )
-    if is_concrete(x):
-        if not bool(jnp.all(jnp.isfinite(x))):
+    if is_concrete(x):  # host check: `x` may be a constant captured inside a jit
+        if not np.all(np.isfinite(np.asarray(x))):
             raise ValueError(message)
         return x
     return eqx.error_if(x, ~jnp.all(jnp.isfinite(x)), message)

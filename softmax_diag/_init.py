@@ -102,9 +102,25 @@ def _sides(frames):
 
 
 def lift(problem: UFM, sv, basis, frames) -> tuple:
-    """Singular values -> weight matrices `(W_L, ..., W_1)` (see module docstring).
+    r"""Singular values -> weight matrices `(W_L, ..., W_1)`.
 
-    Fast transforms on the class side, $O(d K \\log K)$ per layer.
+    $$W_L = Q \operatorname{diag}(\sigma_L) P_{L-1}^T,\quad
+      W_l = P_l \operatorname{diag}(\sigma_l) P_{l-1}^T,\quad
+      W_1 = P_1 \operatorname{diag}(\sigma_1) Q_{\mathrm{in}}^T,$$
+
+    with $Q$ = `basis`, `frames = (P_{L-1}, ..., P_1)` (orthonormal `(d, K)` columns,
+    ordered like `params`) and $Q_{\mathrm{in}}$ the basis repeated over the $n$ samples
+    of each class, divided by $\sqrt n$. Fast transforms on the class side:
+    $O(d K \log K)$ per layer.
+
+    **Arguments:**
+
+    - `problem`: the [`UFM`][softmax_diag.UFM] (`width >= num_classes`).
+    - `sv`: tuple of `depth` vectors of length `K`, output layer first.
+    - `basis`: the class basis (tied Fourier pairs must carry equal values).
+    - `frames`: tuple of `depth - 1` orthonormal `(width, K)` matrices.
+
+    **Returns:** `(W_L, ..., W_1)`.
     """
     check_reducible(problem, basis)
     sv = check_tied("sv", basis, check_sv(problem, sv, "sv"))

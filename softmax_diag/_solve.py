@@ -78,7 +78,7 @@ def solve_full(
     rtol=1e-10,
     atol=1e-10,
     solver=None,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    max_steps: int = 100_000,
     progress: bool = False,
     throw: bool = True,
 ) -> diffrax.Solution:
@@ -122,7 +122,7 @@ def solve_reduced(
     rtol=1e-10,
     atol=1e-10,
     solver=None,
-    max_steps: int = DEFAULT_MAX_STEPS,
+    max_steps: int = 100_000,
     progress: bool = False,
     throw: bool = True,
 ) -> diffrax.Solution:
@@ -130,8 +130,9 @@ def solve_reduced(
 
     Arguments as [`solve_full`][softmax_diag.solve_full], with `sv0` a tuple of `depth`
     vectors of length `K` (output layer first) and `basis` defaulting to
-    `spectral_basis(K)`. `lift(problem, sol.ys-at-one-time, basis, frames)` gives the
-    weight matrices of the full flow started from `lift(problem, sv0, basis, frames)`.
+    `spectral_basis(K)`. Lifting the singular values saved at time `ts[i]`,
+    `lift(problem, tuple(y[i] for y in sol.ys), basis, frames)`, gives the weight
+    matrices of the full flow started from `lift(problem, sv0, basis, frames)`.
 
     **Returns:** a `diffrax.Solution` whose `ys` is a tuple of `(T, K)` arrays.
     """

@@ -152,3 +152,13 @@ def test_traced_bad_values_raise_at_run_time():
         jax.block_until_ready(solve(bad_sv, TS))
     with pytest.raises(eqx.EquinoxRuntimeError, match="ts"):
         jax.block_until_ready(solve(SV0, jnp.array([0.0, 2.0, 1.0])))
+
+
+def test_checks_accept_constants_captured_by_jit():
+    """Concrete arrays closed over by a jitted function are checked on the host."""
+    fourier = sd.fourier_basis(5)
+    sv5 = (jnp.linspace(0.3, 1.0, 5).at[2].set(0.4), jnp.ones(5))
+    sv5 = tuple(v.at[2].set(v[1]).at[4].set(v[3]) for v in sv5)  # tie the two pairs
+    out = jax.jit(lambda: sd.solve_reduced(sd.UFM(5, 5), sv5, TS, basis=fourier).ys[0])()
+    eager = sd.solve_reduced(sd.UFM(5, 5), sv5, TS, basis=fourier).ys[0]
+    assert jnp.allclose(out, eager, rtol=1e-12)
