@@ -17,6 +17,10 @@ from ._problem import UFM as UFM
 from ._solve import solve_full as solve_full
 from ._solve import solve_reduced as solve_reduced
 
+# --- batch studies (issue 4) ---
+
+# --- metrics, training, figures (issue 6) ---
+
 try:
     __version__ = importlib.metadata.version("softmax_diag")
 except importlib.metadata.PackageNotFoundError:  # running from a source tree

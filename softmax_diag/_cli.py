@@ -89,7 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--max-deviation", type=_positive_float, default=1e-10)
     compare.add_argument("--progress", action="store_true", help="show progress bars")
     compare.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    compare.set_defaults(run=compare_command)
+    for register in _more_commands():
+        register(sub)
     return parser
+
+
+def _more_commands():
+    """`register(subparsers)` of the other subcommands, each in its own module.
+
+    A subcommand's `register` adds its parser and sets `run=function(args, parser) -> int`.
+    """
+    # --- subcommands (one import line each) ---
+    return []
 
 
 def make_problem(args, parser):
@@ -127,7 +139,7 @@ def random_singular_values(key, problem, basis):
     return tuple(sv)
 
 
-def compare(args, parser) -> int:
+def compare_command(args, parser) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -218,10 +230,7 @@ def compare(args, parser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "compare":
-        return compare(args, parser)
-    parser.error(f"unknown command {args.command!r}")  # argparse already refuses
-    return 2
+    return args.run(args, parser)
 
 
 if __name__ == "__main__":

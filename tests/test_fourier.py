@@ -5,6 +5,8 @@ Also documents why arbitrary Hadamard matrices are refused: a Paley matrix of or
 basis of the same order does.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,10 +56,43 @@ def is_power_of_two(k: int) -> bool:
     return k & (k - 1) == 0
 
 
+@functools.lru_cache(maxsize=None)
+def basis_outputs(k: int) -> tuple[dict, dict]:
+    """Random inputs and everything the tests read from `fourier_basis(k)`.
+
+    One `jax.jit` per K: compiling each FFT shape op by op would cost ~1 s per K.
+    """
+    basis = sd.fourier_basis(k)
+    rng = np.random.default_rng(k)
+    sym = rng.normal(size=k)
+    inputs = {
+        "x": rng.normal(size=k),
+        "xb": rng.normal(size=(3, k)),  # leading batch axis: transforms act on the last axis
+        "z": tied_random(rng, basis, (2, k)),
+        "sym": 0.5 * (sym + sym[(-np.arange(k)) % k]),  # symmetric column c(x) = c(-x)
+    }
+
+    @jax.jit
+    def run(x, xb, z, sym):
+        col = basis.column(z)
+        return {
+            "matrix": basis.matrix,
+            "transform_x": basis.transform(x),
+            "inverse_x": basis.inverse(x),
+            "transform_xb": basis.transform(xb),
+            "inverse_xb": basis.inverse(xb),
+            "column_z": col,
+            "spectrum_column_z": basis.spectrum(col),
+            "spectrum_sym": basis.spectrum(sym),
+        }
+
+    out = run(*(jnp.asarray(inputs[n]) for n in ("x", "xb", "z", "sym")))
+    return inputs, jax.tree.map(np.asarray, out)
+
+
 @pytest.mark.parametrize("k", KS)
 def test_matrix_is_the_real_dft_in_documented_order(k):
-    basis = sd.fourier_basis(k)
-    q = np.asarray(basis.matrix)
+    q = basis_outputs(k)[1]["matrix"]
     ref, _ = reference_fourier(k)
     assert q.shape == (k, k)
     assert q.dtype == np.float64
@@ -79,42 +114,35 @@ def test_pairs_are_the_cos_sin_columns_of_each_frequency(k):
 
 @pytest.mark.parametrize("k", KS)
 def test_transform_and_inverse_match_the_dense_matrix(k):
-    basis = sd.fourier_basis(k)
+    inputs, out = basis_outputs(k)
     q, _ = reference_fourier(k)
-    rng = np.random.default_rng(k)
-    x = rng.normal(size=k)
-    xb = rng.normal(size=(3, k))  # leading batch axis: the transform acts on the last axis
-    np.testing.assert_allclose(basis.transform(jnp.asarray(x)), q.T @ x, rtol=0, atol=TOL)
-    np.testing.assert_allclose(basis.inverse(jnp.asarray(x)), q @ x, rtol=0, atol=TOL)
-    np.testing.assert_allclose(basis.transform(jnp.asarray(xb)), xb @ q, rtol=0, atol=TOL)
-    np.testing.assert_allclose(basis.inverse(jnp.asarray(xb)), xb @ q.T, rtol=0, atol=TOL)
-    # Round trip: inverse(transform(x)) = Q Q^T x = x.
-    back = basis.inverse(basis.transform(jnp.asarray(xb)))
-    np.testing.assert_allclose(back, xb, rtol=0, atol=TOL)
-    assert basis.transform(jnp.asarray(xb)).dtype == jnp.float64
+    x, xb = inputs["x"], inputs["xb"]
+    np.testing.assert_allclose(out["transform_x"], q.T @ x, rtol=0, atol=TOL)
+    np.testing.assert_allclose(out["inverse_x"], q @ x, rtol=0, atol=TOL)
+    np.testing.assert_allclose(out["transform_xb"], xb @ q, rtol=0, atol=TOL)  # rows: Q^T x
+    np.testing.assert_allclose(out["inverse_xb"], xb @ q.T, rtol=0, atol=TOL)  # rows: Q c
+    assert out["transform_xb"].dtype == np.float64
+    assert out["inverse_xb"].dtype == np.float64
 
 
 @pytest.mark.parametrize("k", KS)
 def test_column_and_spectrum_of_tied_spectra(k):
     """Q diag(z) Q^T is symmetric circulant with column 0 = column(z); spectrum inverts it."""
-    basis = sd.fourier_basis(k)
+    inputs, out = basis_outputs(k)
     q, _ = reference_fourier(k)
-    rng = np.random.default_rng(100 + k)
-    z = tied_random(rng, basis, (2, k))
-    col = np.asarray(basis.column(jnp.asarray(z)))
+    z, col = inputs["z"], out["column_z"]
     assert col.shape == (2, k)
-    idx = (np.arange(k)[:, None] - np.arange(k)[None, :]) % k
+    idx = (np.arange(k)[:, None] - np.arange(k)[None, :]) % k  # circulant: C_jk = c(j - k)
     for zi, ci in zip(z, col):
         dense = q @ np.diag(zi) @ q.T
-        np.testing.assert_allclose(dense, ci[idx], rtol=0, atol=TOL)  # circulant, column ci
+        np.testing.assert_allclose(dense, ci[idx], rtol=0, atol=TOL)
         np.testing.assert_allclose(ci, ci[(-np.arange(k)) % k], rtol=0, atol=TOL)  # symmetric
-    np.testing.assert_allclose(basis.spectrum(jnp.asarray(col)), z, rtol=0, atol=TOL)
-    # And the other way round on a symmetric column c(x) = c(-x).
-    c = rng.normal(size=k)
-    c = 0.5 * (c + c[(-np.arange(k)) % k])
-    np.testing.assert_allclose(
-        basis.column(basis.spectrum(jnp.asarray(c))), c, rtol=0, atol=TOL
-    )
+    np.testing.assert_allclose(out["spectrum_column_z"], z, rtol=0, atol=TOL)
+    # On a symmetric column c: spectrum(c) are the eigenvalues, diag(Q^T circ(c) Q), and the
+    # matrix is diagonal in Q (so the spectrum is tied).
+    sym = inputs["sym"]
+    diagonalised = q.T @ sym[idx] @ q
+    np.testing.assert_allclose(diagonalised, np.diag(out["spectrum_sym"]), rtol=0, atol=TOL)
 
 
 @pytest.mark.parametrize("k", KS)
@@ -122,10 +150,10 @@ def test_spectral_basis_is_walsh_for_powers_of_two_else_fourier(k):
     basis = sd.spectral_basis(k)
     if is_power_of_two(k):
         assert isinstance(basis, sd.WalshBasis)
-        np.testing.assert_array_equal(basis.matrix, sd.walsh_basis(k).matrix)
+        assert basis == sd.walsh_basis(k)
     else:
         assert isinstance(basis, sd.FourierBasis)
-        np.testing.assert_allclose(basis.matrix, reference_fourier(k)[0], rtol=0, atol=TOL)
+        assert basis == sd.fourier_basis(k)
     assert basis.size == k
 
 
@@ -230,26 +258,18 @@ def test_walsh_basis_refuses_non_power_of_two():
         sd.walsh_basis(12)
 
 
-def test_paley_helper_is_not_a_character_table():
-    """Sanity check on the premise: the product of two Paley columns is not (a multiple
-    of) a column, while for the Walsh basis of order 8 it always is."""
+def test_paley_columns_are_not_closed_under_products():
+    """The premise of the refusal: the entrywise product of two Paley columns is not +- a
+    column (so the softmax cannot stay diagonal), while for Walsh it always is."""
     h = paley_hadamard_12()
     h = h * np.sign(h[:, :1])
-    found_non_column = False
-    for i in range(1, 12):
-        for j in range(i + 1, 12):
-            prod = h[:, i] * h[:, j]
-            # +-1 vectors: a multiple of a column means equal to +- that column.
-            if not np.any(np.all(np.abs(np.abs(h.T @ prod) - 12) < 0.5, axis=None)):
-                found_non_column = True
-    assert found_non_column
-    w = np.rint(np.asarray(sd.walsh_basis(8).matrix) * np.sqrt(8.0))
-    for i in range(8):
-        for j in range(8):
-            assert np.any(np.abs(w.T @ (w[:, i] * w[:, j])) == 8)
 
+    def products_closed(m: np.ndarray) -> bool:
+        k = m.shape[0]
+        # +-1 columns: prod = +- column j  <=>  |column_j . prod| = k (exact integers).
+        return all(
+            np.max(np.abs(m.T @ (m[:, i] * m[:, j]))) == k for i in range(k) for j in range(k)
+        )
 
-def test_jax_key_helper_is_deterministic(getkey):
-    # The Paley experiment draws its frame from `getkey`; different draws must differ.
-    a, b = getkey(), getkey()
-    assert not np.array_equal(jax.random.key_data(a), jax.random.key_data(b))
+    assert not products_closed(h)
+    assert products_closed(np.rint(np.asarray(sd.walsh_basis(8).matrix) * np.sqrt(8.0)))
