@@ -82,10 +82,10 @@ def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name, 
     if throw and not traced and not bool(jnp.all(sol.result == diffrax.RESULTS.successful)):
         steps = int(np.max(np.asarray(sol.stats["num_steps"])))
         raise RuntimeError(
-            f"{name} stopped early: {_describe(sol)} after {steps} steps. If "
-            f"max_steps={max_steps} was reached, pass a larger `max_steps=` (or looser "
-            "rtol/atol); pass `throw=False` to get the partial solution, with its "
-            "`result`, instead of this error."
+            f"{name} stopped early after {steps} steps (max_steps={max_steps}): "
+            f"{_describe(sol)} Pass a larger `max_steps=` or looser rtol/atol; pass "
+            "`throw=False` to get the partial solution, with its `result`, instead of "
+            "this error."
         )
     return sol
 
