@@ -162,3 +162,13 @@ def test_checks_accept_constants_captured_by_jit():
     out = jax.jit(lambda: sd.solve_reduced(sd.UFM(5, 5), sv5, TS, basis=fourier).ys[0])()
     eager = sd.solve_reduced(sd.UFM(5, 5), sv5, TS, basis=fourier).ys[0]
     assert jnp.allclose(out, eager, rtol=1e-12)
+
+
+def test_float32_path_reaches_its_documented_accuracy():
+    """docs/errors.md: float32 solves are good to ~1e-6 relative (bound here 1e-5)."""
+    ts = jnp.array([0.0, 1.0, 10.0, 100.0])
+    ref = sd.solve_reduced(PROBLEM, SV0, ts, rtol=1e-12, atol=1e-12)
+    sv32 = tuple(v.astype(jnp.float32) for v in SV0)
+    sol = sd.solve_reduced(PROBLEM, sv32, ts, rtol=1e-5, atol=1e-5)
+    for x, y in zip(sol.ys, ref.ys):
+        assert float(jnp.max(jnp.abs(x.astype(jnp.float64) - y) / jnp.abs(y))) <= 1e-5
