@@ -44,6 +44,15 @@ def test_compare_passes_and_writes_json(tmp_path, capsys):
     assert "PASS" in printed
 
 
+def test_compare_covers_the_general_options(capsys):
+    rc = main(["compare", "--classes", "6", "--width", "7", "--depth", "3", "--label-smoothing",
+               "0.1", "--weight-decay", "0.01,0,0.02", "--samples-per-class", "2", "--t1", "10",
+               "--points", "2"])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "FourierBasis" in printed and "depth=3" in printed
+
+
 def test_compare_fails_when_the_bound_is_impossible(capsys):
     rc = main(["compare", "--classes", "4", "--width", "4", "--t1", "10", "--points", "2",
                "--max-deviation", "1e-30"])
