@@ -20,6 +20,11 @@ from ._solve import solve_reduced as solve_reduced
 # --- batch studies (issue 4) ---
 
 # --- metrics, training, figures (issue 6) ---
+from . import metrics as metrics
+from ._random_init import small_random_init as small_random_init
+from ._random_init import spectral_projection as spectral_projection
+from ._train import train_full as train_full
+from ._train import train_reduced as train_reduced
 
 try:
     __version__ = importlib.metadata.version("softmax_diag")

@@ -101,7 +101,8 @@ def _more_commands():
     A subcommand's `register` adds its parser and sets `run=function(args, parser) -> int`.
     """
     # --- subcommands (one import line each) ---
-    return []
+    from ._figures import register as figures_register
+    return [figures_register]
 
 
 def make_problem(args, parser):
@@ -204,7 +205,7 @@ def compare_command(args, parser) -> int:
 
     if args.json:
         record = {
-            "config": {k: v for k, v in vars(args).items() if k != "json"},
+            "config": {k: v for k, v in vars(args).items() if k not in ("json", "run")},
             "ts": np.asarray(ts).tolist(),
             "deviation": deviation.tolist(),
             "loss": losses.tolist(),
