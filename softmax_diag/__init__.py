@@ -18,6 +18,11 @@ from ._solve import solve_full as solve_full
 from ._solve import solve_reduced as solve_reduced
 
 # --- batch studies (issue 4) ---
+from ._batch import solve_batch as solve_batch
+from ._study import run_study as run_study
+from ._study_init import initial_conditions as initial_conditions
+from ._study_load import Study as Study
+from ._study_load import load_study as load_study
 
 # --- metrics, training, figures (issue 6) ---
 from . import metrics as metrics

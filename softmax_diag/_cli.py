@@ -102,7 +102,8 @@ def _more_commands():
     """
     # --- subcommands (one import line each) ---
     from ._figures import register as figures_register
-    return [figures_register]
+    from ._study_cli import register as study_register
+    return [study_register, figures_register]
 
 
 def make_problem(args, parser):
