@@ -4,6 +4,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 import numpy as np
 
 from ._bases import check_tied, spectral_basis
@@ -29,10 +30,71 @@ class LogTime(eqx.Module):
         return jax.tree.map(lambda v: jnp.exp(tau) * v, self.field(t, y, args))
 
 
+def _unrolled_init(self, terms, t0, t1, y0, args):
+    return terms.vf(t0, y0, args)  # f(t0, y0): the first stage of the first step
+
+
+def _unrolled_step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    """One step of an explicit, first-same-as-last, "ssal" Runge-Kutta method, its stages
+    unrolled at trace time: the same tableau, stage reuse, error estimate and dense output
+    as diffrax's generic step (solutions agree to round-off), as straight-line code."""
+    tableau = self.tableau
+    control = terms.contr(t0, t1)
+    f0 = solver_state  # f(t0, y0), the last stage of the previous accepted step
+    if made_jump is not False:  # statically False unless the controller has jump_ts
+        f0 = jax.lax.cond(made_jump, lambda: terms.vf(t0, y0, args), lambda: f0)
+    ks = [terms.prod(f0, control)]
+    for a_i, c_i in zip(tableau.a_lower, tableau.c):
+        yi = _combine(y0, a_i, ks)
+        ti = t1 if c_i == 1 else t0 + float(c_i) * (t1 - t0)
+        fi = terms.vf(ti, yi, args)
+        ks.append(terms.prod(fi, control))
+    y1 = yi  # the last stage is the solution ("ssal"), evaluated at t1
+    y_error = _combine(None, tableau.b_error, ks)
+    dense_info = dict(y0=y0, y1=y1, k=jtu.tree_map(lambda *k: jnp.stack(k), *ks))
+    return y1, y_error, dense_info, fi, diffrax.RESULTS.successful
+
+
+# diffrax runs the stages of its Runge-Kutta methods in an inner loop that contracts the
+# whole stage buffer at every stage; on CPU that costs about as much as the vector field
+# of a small problem (1.5-1.9x on whole solves for K <= 128, see benchmarks/RESULTS.md).
+# `_integrate` swaps these methods for the same ones with unrolled stages. The step
+# implements diffrax's solver contract (`init`/`step`, tableau fields, dense `k`), which
+# tests/test_unrolled.py checks against diffrax's own step; on a diffrax release that
+# contract was not checked against, the stock solvers are used.
+_DIFFRAX_CHECKED = ((0, 6), (0, 7))
+_UNROLLED = (
+    {
+        cls: type(f"_Unrolled{cls.__name__}", (cls,),
+                  dict(init=_unrolled_init, step=_unrolled_step))
+        for cls in (diffrax.Dopri8, diffrax.Dopri5, diffrax.Tsit5)
+    }
+    if tuple(int(v) for v in diffrax.__version__.split(".")[:2]) in _DIFFRAX_CHECKED
+    else {}
+)
+
+
+def _combine(y0, coeffs, ks):
+    """`y0 + sum_j coeffs[j] ks[j]` over the nonzero coefficients, leaf by leaf."""
+    terms = [(float(c), k) for c, k in zip(coeffs, ks) if c != 0]
+
+    def leaf(*leaves):
+        start, rest = (None, leaves) if y0 is None else (leaves[0], leaves[1:])
+        total = start
+        for (c, _), k in zip(terms, rest):
+            total = c * k if total is None else total + c * k
+        return total
+
+    trees = [k for _, k in terms]
+    return jtu.tree_map(leaf, *trees) if y0 is None else jtu.tree_map(leaf, y0, *trees)
+
+
 @eqx.filter_jit
 def _integrate(field, y0, ts, rtol, atol, solver, max_steps, progress, throw):
     # Everything that may change between calls of the same shape (`y0`, `ts`,
     # tolerances) is an array, so it is traced: one compilation per shape and solver.
+    if type(solver) in _UNROLLED and solver.scan_kind is None:
+        solver = _UNROLLED[type(solver)]()  # the same method, faster (see `_UNROLLED`)
     return diffrax.diffeqsolve(
         diffrax.ODETerm(field),
         solver,
