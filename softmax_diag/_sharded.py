@@ -7,7 +7,6 @@ A batch that does not fill the devices evenly is padded with copies of its last 
 and trimmed after.
 """
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,25 +37,19 @@ def max_rms_norm(tree):
     return jnp.sqrt(jnp.max(total) / size)
 
 
+class _Batched(eqx.Module):
+    """`field` on a batch (axis 0 of every leaf): one ODE for the whole batch."""
+
+    field: eqx.Module
+
+    def __call__(self, t, y, args):
+        return jax.vmap(self.field, in_axes=(None, 0, None))(t, y, args)
+
+
 def _shared_solve(field, y0, ts, rtol, atol, solver, max_steps):
-    """One diffrax solve for a whole batch (axis 0 of every leaf)."""
-    batched = jax.vmap(field, in_axes=(None, 0, None))
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(batched),
-        solver,
-        t0=jnp.zeros((), ts.dtype),
-        t1=ts[-1],
-        dt0=None,
-        y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        # As in `_integrate`: step exactly onto every save time.
-        stepsize_controller=diffrax.ClipStepSizeController(
-            diffrax.PIDController(rtol=rtol, atol=atol, norm=max_rms_norm),
-            step_ts=ts,
-        ),
-        max_steps=max_steps,
-        throw=False,
-    )
+    """One diffrax solve for a whole batch: shared steps, max over samples of the RMS norm."""
+    sol = _integrate(_Batched(field), y0, ts, rtol, atol, solver, max_steps, False, False,
+                     norm=max_rms_norm)
     size = jax.tree.leaves(y0)[0].shape[0]
     # Same layout as `jax.vmap` of a single solve: batch first, then time.
     ys = tuple(jnp.swapaxes(y, 0, 1) for y in sol.ys)

@@ -90,9 +90,10 @@ def _combine(y0, coeffs, ks):
 
 
 @eqx.filter_jit
-def _integrate(field, y0, ts, rtol, atol, solver, max_steps, progress, throw):
+def _integrate(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, norm=None):
     # Everything that may change between calls of the same shape (`y0`, `ts`,
     # tolerances) is an array, so it is traced: one compilation per shape and solver.
+    # `norm` (static) replaces the PID controller's RMS norm (`solve_batch`'s shared steps).
     if type(solver) in _UNROLLED and solver.scan_kind is None:
         solver = _UNROLLED[type(solver)]()  # the same method, faster (see `_UNROLLED`)
     return diffrax.diffeqsolve(
@@ -107,12 +108,16 @@ def _integrate(field, y0, ts, rtol, atol, solver, max_steps, progress, throw):
         # error control, not dense-output interpolants (whose error is not controlled
         # and reached ~1e-11 relative at rtol = 1e-14).
         stepsize_controller=diffrax.ClipStepSizeController(
-            diffrax.PIDController(rtol=rtol, atol=atol), step_ts=ts
+            diffrax.PIDController(rtol=rtol, atol=atol, **_norm_kwargs(norm)), step_ts=ts
         ),
         max_steps=max_steps,
         throw=throw,
         progress_meter=diffrax.TqdmProgressMeter() if progress else diffrax.NoProgressMeter(),
     )
+
+
+def _norm_kwargs(norm) -> dict:
+    return {} if norm is None else dict(norm=norm)  # None: diffrax's default RMS norm
 
 
 def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name, log_time):
