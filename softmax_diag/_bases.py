@@ -249,3 +249,18 @@ def check_tied(name: str, basis, vectors) -> tuple:
             )
         checked.append(v)
     return tuple(checked)
+
+
+def check_basis(basis, num_classes: int):
+    """`basis` is a Walsh or Fourier basis of size `num_classes`; returns it."""
+    if not isinstance(basis, (WalshBasis, FourierBasis)):
+        raise TypeError(
+            "`basis` must come from walsh_basis, fourier_basis or spectral_basis, got "
+            f"{type(basis).__name__}."
+        )
+    if basis.size != num_classes:
+        raise ValueError(
+            f"`basis` has size {basis.size} but the problem has num_classes={num_classes}; "
+            f"build it with spectral_basis({num_classes})."
+        )
+    return basis

@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._bases import FourierBasis, WalshBasis, spectral_basis
+from ._bases import FourierBasis, WalshBasis, check_basis, spectral_basis
 from ._losses import labels_mask, logit_gradient, product
 from ._problem import UFM
 
@@ -133,17 +133,7 @@ class ReducedGradientFlow(eqx.Module):
 def check_reducible(problem: UFM, basis) -> None:
     if not isinstance(problem, UFM):
         raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
-    if not isinstance(basis, (WalshBasis, FourierBasis)):
-        raise TypeError(
-            "`basis` must come from walsh_basis, fourier_basis or spectral_basis, got "
-            f"{type(basis).__name__}."
-        )
-    if basis.size != problem.num_classes:
-        raise ValueError(
-            f"`basis` has size {basis.size} but the problem has "
-            f"num_classes={problem.num_classes}; build it with "
-            f"spectral_basis({problem.num_classes})."
-        )
+    check_basis(basis, problem.num_classes)
     if problem.width < problem.num_classes:
         raise ValueError(
             f"The reduced ODE needs width >= num_classes (one hidden direction per "

@@ -44,8 +44,10 @@ def random_frame(key, width: int, rank: int, dtype=None):
     return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(dtype)[None, :]
 
 
-def check_sv(problem: UFM, sv, name: str = "sv0") -> tuple:
-    """A tuple of `depth` finite float vectors of length `K`, one dtype."""
+def check_sv(problem: UFM, sv, name: str = "sv0", *, strict: bool = True,
+             hint: str = "one value per class mode") -> tuple:
+    """A tuple of `depth` float vectors of length `K`. `strict` also asks for one dtype and
+    finite values; without it (the metrics) a NaN state is allowed and gets NaN metrics."""
     if not isinstance(sv, (tuple, list)):
         raise TypeError(
             f"`{name}` must be a tuple of {problem.depth} vectors (one per layer, output "
@@ -54,13 +56,19 @@ def check_sv(problem: UFM, sv, name: str = "sv0") -> tuple:
     if len(sv) != problem.depth:
         raise ValueError(
             f"`{name}` has {len(sv)} vectors but depth={problem.depth}; pass one vector "
-            "of singular values per layer, ordered like params."
+            "of singular values per layer, ordered like params"
+            + ("" if strict else "; for a trajectory, apply the metric with jax.vmap")
+            + "."
         )
     out = tuple(as_float_array(f"{name}[{i}]", v) for i, v in enumerate(sv))
     for i, v in enumerate(out):
-        check_shape(f"{name}[{i}]", v, (problem.num_classes,), "one value per class mode")
-    common_dtype(name, out)
-    return tuple(check_finite(f"{name}[{i}]", v) for i, v in enumerate(out))
+        check_shape(f"{name}[{i}]", v, (problem.num_classes,), hint)
+    return _strict(name, out) if strict else out
+
+
+def _strict(name: str, arrays: tuple) -> tuple:
+    common_dtype(name, arrays)
+    return tuple(check_finite(f"{name}[{i}]", a) for i, a in enumerate(arrays))
 
 
 def _check_frames(problem: UFM, frames, dtype) -> tuple:
@@ -158,19 +166,20 @@ def project(problem: UFM, params, basis, frames) -> tuple:
     return tuple(sv)
 
 
-def check_params(problem: UFM, params, name: str = "params") -> tuple:
+def check_params(problem: UFM, params, name: str = "params", *, strict: bool = True,
+                 hint: str = "(W_L: (K, d), middle: (d, d), W_1: (d, N))") -> tuple:
+    """A tuple of `depth` float matrices of `problem.shapes`; `strict` as in `check_sv`."""
     if not isinstance(params, (tuple, list)) or len(params) != problem.depth:
         raise ValueError(
             f"`{name}` must be a tuple of {problem.depth} matrices (W_L, ..., W_1), got "
             f"{type(params).__name__}"
             + (f" of length {len(params)}" if isinstance(params, (tuple, list)) else "")
-            + "."
+            + ("." if strict else "; for a trajectory, apply the metric with jax.vmap.")
         )
     out = tuple(as_float_array(f"{name}[{i}]", w) for i, w in enumerate(params))
     for i, (w, shape) in enumerate(zip(out, problem.shapes)):
-        check_shape(f"{name}[{i}]", w, shape, "(W_L: (K, d), middle: (d, d), W_1: (d, N))")
-    common_dtype(name, out)
-    return tuple(check_finite(f"{name}[{i}]", w) for i, w in enumerate(out))
+        check_shape(f"{name}[{i}]", w, shape, hint)
+    return _strict(name, out) if strict else out
 
 
 def hadamard_init(problem: UFM, sv0, *, key, basis=None):

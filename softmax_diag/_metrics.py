@@ -22,8 +22,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._bases import FourierBasis, WalshBasis, spectral_basis
+from ._bases import check_basis, spectral_basis
 from ._checks import as_float_array, check_shape
+from ._init import check_params, check_sv
 from ._losses import full_loss, product, reduced_loss
 from ._problem import UFM
 
@@ -52,43 +53,18 @@ def _problem(problem) -> UFM:
 
 def _params(problem: UFM, params, name: str = "params") -> tuple:
     """Shapes only (values may be traced, and a NaN state gets NaN metrics)."""
-    if not isinstance(params, (tuple, list)) or len(params) != problem.depth:
-        raise ValueError(
-            f"`{name}` must be a tuple of depth={problem.depth} matrices (W_L, ..., W_1); "
-            "for a trajectory, apply the metric with jax.vmap over the leading axis."
-        )
-    out = tuple(as_float_array(f"{name}[{i}]", w) for i, w in enumerate(params))
-    for i, (w, shape) in enumerate(zip(out, problem.shapes)):
-        check_shape(f"{name}[{i}]", w, shape, "use jax.vmap for a leading time/batch axis")
-    return out
+    return check_params(problem, params, name, strict=False,
+                        hint="use jax.vmap for a leading time/batch axis")
 
 
 def _sv(problem: UFM, sv, name: str = "sv") -> tuple:
-    if not isinstance(sv, (tuple, list)) or len(sv) != problem.depth:
-        raise ValueError(
-            f"`{name}` must be a tuple of depth={problem.depth} vectors of length K, output "
-            "layer first; for a trajectory, apply the metric with jax.vmap."
-        )
-    out = tuple(as_float_array(f"{name}[{i}]", v) for i, v in enumerate(sv))
-    for i, v in enumerate(out):
-        check_shape(f"{name}[{i}]", v, (problem.num_classes,), "use jax.vmap for a batch axis")
-    return out
+    return check_sv(problem, sv, name, strict=False, hint="use jax.vmap for a batch axis")
 
 
 def _basis(problem: UFM, basis):
     if basis is None:
         return spectral_basis(problem.num_classes)
-    if not isinstance(basis, (WalshBasis, FourierBasis)):
-        raise TypeError(
-            "`basis` must come from walsh_basis, fourier_basis or spectral_basis, got "
-            f"{type(basis).__name__}."
-        )
-    if basis.size != problem.num_classes:
-        raise ValueError(
-            f"`basis` has size {basis.size} but num_classes={problem.num_classes}; build it "
-            f"with spectral_basis({problem.num_classes})."
-        )
-    return basis
+    return check_basis(basis, problem.num_classes)
 
 
 # --------------------------------------------------------------------------- loss, margins
