@@ -57,6 +57,20 @@ def new_figure(columns: int, width: float = 5.2, height: float = 4.0):
     return figure, figure.subplots(1, columns, squeeze=False)[0]
 
 
+def log_axes(axis, *, xlabel="time t", ylabel=None, title=None, yscale="log", legend=None):
+    """The panel layout every figure uses: log time axis, labels, title, legend
+    (`legend`: keyword arguments of `axis.legend`, or None for no legend)."""
+    axis.set_xscale("log")
+    axis.set_yscale(yscale)
+    axis.set_xlabel(xlabel)
+    if ylabel is not None:
+        axis.set_ylabel(ylabel)
+    if title is not None:
+        axis.set_title(title)
+    if legend is not None:
+        axis.legend(**legend)
+
+
 # --------------------------------------------------------------------------- figure 1
 
 
@@ -73,10 +87,7 @@ def ce_vs_mse(settings):
         z = (a * b)[1:]
         for m in range(k):
             axis.plot(t, z[:, m], color=colors[m], lw=1.6, label=f"mode {m}")
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel("time t")
-        axis.set_ylabel("$z_m = a_m b_m$")
+        log_axes(axis, ylabel="$z_m = a_m b_m$")
     # Squared loss: each mode is an independent logistic curve (DESIGN.md, closed form).
     z0 = np.asarray(a0) ** 2
     decay = np.exp(-2 * t[:, None] / k)  # z0 e^{2t/K} / (1 - z0 + z0 e^{2t/K}), no overflow
@@ -115,11 +126,7 @@ def nc_and_lyapunov(settings):
     for key in ("etf_error", "etf_error_classifier", "etf_error_logits", "self_duality"):
         left.plot(t, nc[key][1:], lw=1.6, label=key)
     left.plot(t, losses[1:], "k--", lw=1.2, label="loss")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("time t")
-    left.set_title("NC metrics (spectral), one unbalanced start")
-    left.legend(fontsize=8)
+    log_axes(left, title="NC metrics (spectral), one unbalanced start", legend=dict(fontsize=8))
 
     n = settings.starts
     balanced = jax.random.uniform(keys[2], (n, k), minval=0.2, maxval=1.2)
@@ -142,12 +149,8 @@ def nc_and_lyapunov(settings):
             right.plot(t, v[i, 1:] / v[i, 0], color="tab:red" if rises[i].any() else color,
                        lw=1.0, alpha=0.8,
                        label=f"{name}: {risen} of {n} starts rise at some t" if i == 0 else None)
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("time t")
-    right.set_ylabel("V(t) / V(0)")
-    right.set_title("Lyapunov candidate V (red: V rises somewhere)")
-    right.legend(fontsize=8)
+    log_axes(right, ylabel="V(t) / V(0)", title="Lyapunov candidate V (red: V rises somewhere)",
+             legend=dict(fontsize=8))
     figure.suptitle(f"Figure 2: slow neural collapse and the Lyapunov candidate, K={k}, depth 2, "
                     "CE, no weight decay")
     return figure
@@ -183,21 +186,13 @@ def lagging_mode(settings):
     for m in range(k):
         style = dict(color="tab:red", lw=2.4) if m == lag else dict(color=colors[m], lw=1.2)
         left.plot(t, z[1:, m], label=f"mode {m}" + (" (lagging)" if m == lag else ""), **style)
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("time t")
-    left.set_ylabel("$z_m$")
-    left.set_title("a mode started 50x behind the others")
-    left.legend(fontsize=7, ncol=2)
+    log_axes(left, ylabel="$z_m$", title="a mode started 50x behind the others",
+             legend=dict(fontsize=7, ncol=2))
     right.plot(t, rates[1:, lag], color="tab:red", lw=2.0, label=f"dz/dt, lagging mode {lag}")
     right.plot(t, rates[1:, lead], color="tab:green", lw=1.4, label=f"dz/dt, leading mode {lead}")
     right.plot(t, losses[1:], "k--", lw=1.2, label="loss")
     right.plot(t, 1.0 / t, ":", color="grey", lw=1.0, label="1/t")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("time t")
-    right.set_title("growth rates collapse with the loss")
-    right.legend(fontsize=8)
+    log_axes(right, title="growth rates collapse with the loss", legend=dict(fontsize=8))
     figure.suptitle(f"Figure 3: lagging mode, K={k}, depth 2, CE, balanced start")
     return figure
 
@@ -236,21 +231,14 @@ def zero_mode(settings):
               label=f"mode {dead} from $z=10^{{-8}}$: escapes")
     left.plot([], [], " ", label=f"mode {dead} from $z=0$: max$_t|z|$ = "
               f"{np.max(np.abs(z_zero[:, dead])):.1f} (not drawable)")
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("time t")
-    left.set_ylabel("$z_m$")
-    left.set_title("a zero mode stays, a tiny mode escapes")
-    left.legend(fontsize=8, loc="lower right")
+    log_axes(left, ylabel="$z_m$", title="a zero mode stays, a tiny mode escapes",
+             legend=dict(fontsize=8, loc="lower right"))
     for name, label in (("zero", f"mode {dead} at 0 (spurious)"),
                         ("tiny", f"mode {dead} at $10^{{-8}}$"),
                         ("reference", f"mode {dead} like the others")):
         right.plot(t, runs[name][1][1:], lw=1.8, label=label)
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("time t")
-    right.set_title("etf_error: no collapse while a mode is missing")
-    right.legend(fontsize=8)
+    log_axes(right, title="etf_error: no collapse while a mode is missing",
+             legend=dict(fontsize=8))
     figure.suptitle(f"Figure 4: spurious critical points, K={k}, depth 2, CE")
     return figure
 
@@ -280,11 +268,8 @@ def depth_spectra(settings):
     left.set_ylabel(f"$z_m$ at t = {settings.t_depth:.0e}")
     left.set_title("final logit spectrum")
     left.legend(fontsize=8)
-    right.set_xscale("log")
-    right.set_xlabel("time t")
-    right.set_ylabel("effective rank of the logits")
-    right.set_title("rank over time")
-    right.legend(fontsize=8)
+    log_axes(right, ylabel="effective rank of the logits", title="rank over time", yscale="linear",
+             legend=dict(fontsize=8))
     figure.suptitle(
         f"Figure 6: K={k}, CE, weight decay {decay:g} on every layer, same balanced start"
     )

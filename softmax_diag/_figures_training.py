@@ -7,7 +7,7 @@ import optax
 
 from . import _metrics as metrics
 from ._bases import spectral_basis
-from ._figures_dynamics import log_times, new_figure, over_time, solve, tie
+from ._figures_dynamics import log_axes, log_times, new_figure, over_time, solve, tie
 from ._init import hadamard_init, lift
 from ._problem import UFM
 from ._random_init import small_random_init, spectral_projection
@@ -56,27 +56,15 @@ def random_init(settings):
                   label="full ODE, random start" if m == 0 else None)
         left.plot(t, sv_red[1:, m], "--", color="tab:orange", lw=1.4,
                   label="reduced ODE from the projection" if m == 0 else None)
-    left.set_xscale("log")
-    left.set_yscale("log")
-    left.set_xlabel("time t")
-    left.set_title("singular values of the logits")
-    left.legend(fontsize=8)
+    log_axes(left, title="singular values of the logits", legend=dict(fontsize=8))
     middle.plot(t, leak_fixed[1:], lw=1.8, label="w.r.t. the initial fitted frames")
     middle.plot(t, leak_refit[1:], lw=1.8, label="w.r.t. frames refitted at each t")
-    middle.set_xscale("log")
-    middle.set_yscale("log")
-    middle.set_xlabel("time t")
-    middle.set_title("leakage of the full solution")
-    middle.legend(fontsize=8)
+    log_axes(middle, title="leakage of the full solution", legend=dict(fontsize=8))
     right.plot(t, on_full["etf_error"][1:], lw=1.6, label="etf_error, full")
     right.plot(t, on_red["etf_error"][1:], "--", lw=1.6, label="etf_error, reduced")
     right.plot(t, on_full["loss"][1:], lw=1.2, color="k", label="loss, full")
     right.plot(t, on_red["loss"][1:], "--", lw=1.2, color="grey", label="loss, reduced")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("time t")
-    right.set_title("neural collapse and loss")
-    right.legend(fontsize=8)
+    log_axes(right, title="neural collapse and loss", legend=dict(fontsize=8))
     figure.suptitle(
         f"Figure 5: small random init (entries N(0, {settings.random_scale:g}^2/d)), "
         f"K={k}, d={d}, depth 2, CE"
@@ -116,12 +104,9 @@ def optax_training(settings):
                    for g, f in zip(gd, flow)]
             err = np.max(np.stack(err), axis=0)
             left.plot(np.asarray(ts)[1:], err[1:], lw=1.6, label=f"optax.sgd({lr:g})")
-        left.set_xscale("log")
-        left.set_yscale("log")
-        left.set_xlabel("time t = lr x step")
-        left.set_ylabel("relative distance to the gradient flow")
-        left.set_title("gradient descent = Euler: error O(lr)")
-        left.legend(fontsize=8)
+        log_axes(left, xlabel="time t = lr x step",
+                 ylabel="relative distance to the gradient flow",
+                 title="gradient descent = Euler: error O(lr)", legend=dict(fontsize=8))
 
         optimizers = (
             ("sgd(0.5)", optax.sgd(0.5)),
@@ -141,12 +126,8 @@ def optax_training(settings):
             leak = np.asarray(leakage_all(full))
             right.plot(np.arange(1, steps + 1), np.maximum(leak[1:], floor), lw=1.6,
                        label=f"{name}: lift(reduced) vs full {gap:.0e}")
-    right.set_xscale("log")
-    right.set_yscale("log")
-    right.set_xlabel("step")
-    right.set_ylabel("leakage (off-diagonal energy fraction)")
-    right.set_title("SGD and momentum stay spectral, Adam leaks")
-    right.legend(fontsize=7)
+    log_axes(right, xlabel="step", ylabel="leakage (off-diagonal energy fraction)",
+             title="SGD and momentum stay spectral, Adam leaks", legend=dict(fontsize=7))
     figure.suptitle(
         f"Figure 7: optax training, K={k}, d={settings.width}, depth 2, CE, spectral start"
     )

@@ -1,19 +1,10 @@
 """`softmax-diag study`: a thin shell over [`run_study`][softmax_diag.run_study]."""
 
-import argparse
 import time
 
-from ._cli import _positive_float, _positive_int, add_problem_arguments, make_problem
+from ._cli import _int_at_least, _positive_float, _positive_int, add_problem_arguments, make_problem
 
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+_seed = _int_at_least(0)
 
 
 def register(subparsers) -> None:
