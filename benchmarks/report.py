@@ -113,7 +113,8 @@ def markdown(results, plot=None, relative_to=None) -> str:
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}",
         f"- versions: jax {m['jax']} (jaxlib {m['jaxlib']}), diffrax {m['diffrax']}, "
-        f"equinox {m['equinox']}, numpy {m['numpy']} ({m['numpy_blas']}), scipy {m['scipy']}, "
+        f"equinox {m['equinox']}, numpy {m['numpy']} ({m['numpy_blas']}, "
+        f"threads: {m.get('numpy_blas_threads', 'default')}), scipy {m['scipy']}, "
         f"Python {m['python']}; {m['dtype']}, backend `{m['jax_backend']}`",
         f"- load average (1/5/15 min) at start {_load(m.get('loadavg_start'))}, at end "
         f"{_load(m.get('loadavg_end'))}"
@@ -252,8 +253,9 @@ def plot(results, path) -> None:
                            and r["method"].replace("scipy_", "") == kind),
                           key=lambda r: -r["rtol"])
             if rows:
+                label = f"scipy {solver}" if solver == "DOP853" else f"diffrax {solver}"
                 ax.loglog([max(r["rel_err"], 1e-16) for r in rows],
-                          [r["median_s"] for r in rows], marker="o", label=solver)
+                          [r["median_s"] for r in rows], marker="o", label=label)
         ax.set_xlabel("relative error at t1")
         ax.set_ylabel("median solve time (s)")
         ax.set_title(f"{kind} ODE, K = {wp[0]['K']}, tolerances 1e-6 .. 1e-12")

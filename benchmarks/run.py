@@ -2,6 +2,7 @@
 """Benchmarks: the reduced vs the full ODE, against scipy, against the floor, across K.
 
     python benchmarks/run.py [--quick | --smoke] [--json PATH] [--markdown PATH] [--plot PATH]
+                             [--blas-threads N] [--from-json PATH]
 
 One random Hadamard initialization per `K` (`d = K`, depth 2, one-hot cross-entropy,
 float64, singular values uniform in [0.2, 1.5]), solved from `t = 0` to `t1` with
@@ -15,7 +16,8 @@ float64, singular values uniform in [0.2, 1.5]), solved from `t = 0` to `t1` wit
   vectorised NumPy right-hand sides of `baselines.py`.
 
 Every time is the median of interleaved repeats after a warm-up (the warm-up run also
-gives steps, evaluations and the accuracy); ratios are medians of per-repeat ratios.
+gives steps, evaluations and the accuracy; a run under 1 s is preceded by an untimed run of
+the same method, see `Method.measure`); ratios are medians of per-repeat ratios.
 The floor is (number of vector-field evaluations) x (time of one evaluation inside a
 jitted `lax.fori_loop`, or a Python loop for NumPy), timed in the same interleaved
 rounds. Accuracy is the relative 2-norm deviation at `t1` from a tight reference:
@@ -38,7 +40,21 @@ import statistics
 import sys
 import time
 
-import jax
+
+def _blas_threads(argv) -> str | None:
+    """`--blas-threads N` must act before NumPy loads OpenBLAS: read it from argv now."""
+    for i, arg in enumerate(argv):
+        if arg == "--blas-threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--blas-threads="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+if _blas_threads(sys.argv) is not None:  # NumPy/scipy only: XLA has its own thread pool
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = _blas_threads(sys.argv)
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
@@ -56,6 +72,7 @@ import baselines  # noqa: E402
 import report  # noqa: E402
 
 TOL = 1e-10
+WARM_BELOW_S = 1.0  # see `Method.measure`
 REF_TOL = 1e-13  # the reference solve; 1e-12 above REF_TOL_MAX_K, where it costs minutes
 REF_TOL_MAX_K = 2**16
 SEED = 0
@@ -80,7 +97,7 @@ MODES = {
         wp_tols=(1e-6, 1e-8, 1e-10, 1e-12), wp_solvers=("Dopri8", "Tsit5"), wp_full=False,
         count_evals=True,
     ),
-    # The issue's sweep, about 25 minutes on 2 cores (see RESULTS.md). Cases whose first
+    # The issue's sweep, 20-30 minutes on 2 cores (see RESULTS.md). Cases whose first
     # solve takes over 10 s get 3 repeats instead of 5. The full ODE at K = 1024 runs to
     # t1 = 1000 only (to 64 K it would take ~2 min per solve). scipy's reduced baseline
     # stops at 2^16 (a solve at 2^20 would take minutes); above, only its right-hand side
@@ -226,6 +243,7 @@ def machine_info(mode: str) -> dict:
         "scipy": scipy.__version__,
         "softmax_diag": sd.__version__,
         "numpy_blas": blas,
+        "numpy_blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "jax_backend": jax.default_backend(),
         "jax_devices": len(jax.devices()),
         "dtype": "float64",
@@ -256,8 +274,20 @@ def _loadavg():
 class Method:
     """One timed thing: `run()` returns seconds; `extra` fills the record."""
 
-    def __init__(self, name, run, **extra):
-        self.name, self.run, self.extra, self.times = name, run, extra, []
+    def __init__(self, name, run, warm=True, **extra):
+        self.name, self.run, self.warm, self.extra = name, run, warm, extra
+        self.times, self.cold_times = [], []
+
+    def measure(self) -> None:
+        """One interleaved repeat. A run under `WARM_BELOW_S` is preceded by an untimed
+        run (kept as `cold_times`): right after another library's solve, a short solve
+        pays for cold caches and parked threads (1.3 ms -> 2.2 ms for our K = 128 solve
+        after a scipy one), which is not the cost of solving. Longer runs amortise it."""
+        first = self.run()
+        if self.warm and first < WARM_BELOW_S:
+            self.cold_times.append(first)
+            first = self.run()
+        self.times.append(first)
 
 
 def bench_case(K, t1, cfg, case, ref_sv, log):
@@ -288,7 +318,7 @@ def bench_case(K, t1, cfg, case, ref_sv, log):
                               compile_s=compile_s, steps=steps, rejected=int(rejected),
                               evals=evals, rel_err=rel_err(y1, ref[kind]), warmup_s=seconds))
         floors[kind] = Method(f"{kind}_eval", lambda loop=loop, y0=y0, n=n: timed(
-            lambda: loop(y0, jnp.asarray(n)))[0] / n)
+            lambda: loop(y0, jnp.asarray(n)))[0] / n, warm=False)
         log(f"  {kind:14s} compile {compile_s:6.2f}s  first run {seconds:8.4f}s  "
             f"steps {steps}  rel_err {methods[-1].extra['rel_err']:.1e}")
 
@@ -321,7 +351,7 @@ def bench_case(K, t1, cfg, case, ref_sv, log):
     if not with_scipy_reduced:  # too slow to solve: time its right-hand side only
         y0 = np.concatenate([np.asarray(v) for v in sv0])
         floors["scipy_reduced"] = Method("scipy_reduced_eval", lambda y0=y0: baselines.rhs_time(
-            baselines.reduced_rhs(K), y0, cfg["floor_s"]))
+            baselines.reduced_rhs(K), y0, cfg["floor_s"]), warm=False)
     for name, rhs, y0, unpack, r in scipy_kinds:
         start = time.perf_counter()
         y1, nfev, steps = baselines.solve(rhs, y0, t1, TOL, TOL)
@@ -330,7 +360,7 @@ def bench_case(K, t1, cfg, case, ref_sv, log):
                               compile_s=None, steps=steps, rejected=None, evals=nfev,
                               rel_err=rel_err(unpack(y1), r), warmup_s=seconds))
         floors[name] = Method(f"{name}_eval", lambda rhs=rhs, y0=y0: baselines.rhs_time(
-            rhs, y0, cfg["floor_s"]))
+            rhs, y0, cfg["floor_s"]), warm=False)
         log(f"  {name:14s} first run {seconds:8.4f}s  steps {steps}  nfev {nfev}  "
             f"rel_err {methods[-1].extra['rel_err']:.1e}")
 
@@ -340,7 +370,7 @@ def bench_case(K, t1, cfg, case, ref_sv, log):
     timed_things = methods + list(floors.values())
     for _ in range(repeats):
         for m in timed_things:
-            m.times.append(m.run())
+            m.measure()
 
     records = []
     by_name = {m.name: m for m in methods}
@@ -349,6 +379,8 @@ def bench_case(K, t1, cfg, case, ref_sv, log):
                    solver="DOP853" if m.name.startswith("scipy") else "Dopri8",
                    study="sweep", median_s=statistics.median(m.times), min_s=min(m.times),
                    times_s=m.times, repeats=repeats, **m.extra)
+        if m.cold_times:
+            rec["cold_median_s"] = statistics.median(m.cold_times)
         floor = floors.get(m.name)
         if floor is not None:
             rec["eval_s"] = statistics.median(floor.times)
@@ -463,10 +495,11 @@ def work_precision(cfg, cases, log):
             methods.append(("DOP853", lambda: _time_scipy_tol(rhs, y0_np, t1, tol), dict(
                 compile_s=None, steps=steps, rejected=None, evals=nfev,
                 rel_err=rel_err(unpack, ref))))
-            times = {name: [] for name, _, _ in methods}
+            timers = {name: Method(name, fn) for name, fn, _ in methods}
             for _ in range(cfg["repeats"]):
-                for name, fn, _ in methods:
-                    times[name].append(fn())
+                for timer in timers.values():
+                    timer.measure()
+            times = {name: timer.times for name, timer in timers.items()}
             for name, _, extra in methods:
                 method = kind if name != "DOP853" else f"scipy_{kind}"
                 records.append(dict(K=K, d=K, method=method, t1=t1, rtol=tol, atol=tol,
@@ -524,6 +557,10 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", type=pathlib.Path, help="time vs K, log-log (PNG)")
     parser.add_argument("--from-json", type=pathlib.Path, metavar="PATH",
                         help="render --markdown/--plot from an earlier --json; no solving")
+    parser.add_argument("--blas-threads", type=int, metavar="N",
+                        help="threads of NumPy's BLAS (scipy baselines); default: its own. "
+                             "1 is steadier on a busy machine, where spinning BLAS threads "
+                             "slow scipy_full down by 10x and more")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
