@@ -12,10 +12,9 @@ Two ways to run a batch, both pure JAX:
   over the batch), so every sample meets the tolerance it would meet alone; samples only
   take more (smaller) steps than they need.
 
-With the default microbatches the two run within ~30% of each other on CPU, either ahead
-depending on the device count and the load (`benchmarks/batch_throughput.py`,
-`docs/studies.md`); vmap is the default for its bitwise reproducibility and its lead on
-several devices.
+With the default microbatches shared steps were 1.1-1.4x faster on CPU in the last
+measurement (`benchmarks/batch_throughput.py`, `docs/studies.md`); vmap is the default
+for its bitwise reproducibility (results independent of batch size and device count).
 
 Sharding, padding and microbatches: `_sharded.py`.
 """
@@ -80,9 +79,9 @@ def solve_batch(
         piece; one adaptive step size for the piece, chosen so that the *largest*
         per-sample error norm meets `rtol`/`atol`.
 
-    Measured on a 2-core CPU at `K = 64` (`benchmarks/batch_throughput.py`), both run
-    at about 3x the throughput of one-at-a-time solves at batch 64; shared steps were
-    3-5% faster on one device, vmap 10-30% faster on four.
+    Measured on a 2-core CPU at `K = 64`, batch 64 (`benchmarks/batch_throughput.py`):
+    vmap 2.9x and shared 4.0x the throughput of one-at-a-time solves on one device,
+    4.7x and 5.8x on four simulated devices.
 
     **Arguments:**
 
