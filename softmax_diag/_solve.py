@@ -188,7 +188,7 @@ def solve_full(
     - `solver`: an adaptive diffrax solver. Default `diffrax.Dopri8()`: at the tight
         tolerances this package is about (`1e-10`-`1e-12`) an 8th-order method takes
         several times fewer steps than 5th-order ones (`Tsit5`), which more than pays
-        for its 13 stages: at equal achieved error it was 2-2.5x faster than `Tsit5` and
+        for its 13 stages: at equal achieved error it was 1.8-2.6x faster than `Tsit5` and
         `Dopri5` on both ODEs at `K = 128` (see the Benchmarks page).
     - `max_steps`: step limit; reaching it raises `RuntimeError` (or, with
         `throw=False`, returns the solution with its failure `result`, unreached save
