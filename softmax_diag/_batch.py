@@ -30,15 +30,13 @@ from ._checks import (
     as_float_array,
     check_finite,
     check_int,
-    check_times,
-    check_tolerances,
     common_dtype,
     is_concrete,
 )
 from ._fields import FullGradientFlow, ReducedGradientFlow, check_reducible
-from ._problem import UFM
+from ._problem import UFM, check_problem
 from ._sharded import CPU_STATE_BYTES, _run
-from ._solve import LogTime, _check_problem
+from ._solve import LogTime, check_solve_options
 
 KINDS = ("reduced", "full")
 BATCHINGS = ("shared", "vmap")
@@ -123,7 +121,7 @@ def solve_batch(
     sol.ys[0].shape  # (1000, 3, 16)
     ```
     """
-    problem = _check_problem(problem)
+    problem = check_problem(problem)
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
     if batching not in BATCHINGS:
@@ -137,25 +135,15 @@ def solve_batch(
     else:
         field = FullGradientFlow(problem)
         y0 = _check_batch(problem, y0, problem.shapes, kind)
-    dtype = y0[0].dtype
-    ts = check_times(ts)
-    ts = ts.astype(dtype) if ts.dtype != dtype else ts
-    rtol, atol = check_tolerances(rtol, atol, dtype)
-    max_steps = check_int("max_steps", max_steps, minimum=1)
-    solver = diffrax.Dopri8() if solver is None else solver
-    if not isinstance(solver, diffrax.AbstractAdaptiveSolver):
-        raise TypeError(
-            f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8()), got "
-            f"{type(solver).__name__}."
-        )
+    ts, rtol, atol, solver, max_steps = check_solve_options(
+        y0[0].dtype, ts, rtol, atol, solver, max_steps, log_time
+    )
     devices = _check_devices(devices)
     if microbatch is None and devices[0].platform == "cpu":
         sample_bytes = sum(x[0].size * x.dtype.itemsize for x in y0)
         microbatch = max(1, CPU_STATE_BYTES // sample_bytes)
     else:
         microbatch = check_int("microbatch", microbatch, minimum=1)
-    if not isinstance(log_time, bool):
-        raise TypeError(f"`log_time` must be True or False, got {log_time!r}.")
     if log_time:
         sol = _run(LogTime(field), y0, jnp.log1p(ts), rtol, atol, solver, max_steps,
                    batching, devices, microbatch)

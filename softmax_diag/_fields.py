@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from ._bases import FourierBasis, WalshBasis, check_basis, spectral_basis
 from ._losses import labels_mask, logit_gradient, product
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 
 class FullGradientFlow(eqx.Module):
@@ -131,8 +131,7 @@ class ReducedGradientFlow(eqx.Module):
 
 
 def check_reducible(problem: UFM, basis) -> None:
-    if not isinstance(problem, UFM):
-        raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
+    problem = check_problem(problem)
     check_basis(basis, problem.num_classes)
     if problem.width < problem.num_classes:
         raise ValueError(

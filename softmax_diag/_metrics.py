@@ -26,7 +26,7 @@ from ._bases import check_basis, spectral_basis
 from ._checks import as_float_array, check_shape
 from ._init import check_params, check_sv
 from ._losses import full_loss, product, reduced_loss
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 NC_KEYS = (
     "nc1",
@@ -42,13 +42,6 @@ NC_KEYS = (
 # --------------------------------------------------------------------------- checks
 
 
-def _problem(problem) -> UFM:
-    if not isinstance(problem, UFM):
-        raise TypeError(
-            f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}; build "
-            "one with softmax_diag.UFM(num_classes, width)."
-        )
-    return problem
 
 
 def _params(problem: UFM, params, name: str = "params") -> tuple:
@@ -85,7 +78,7 @@ def loss(problem: UFM, params):
 
     **Returns:** a scalar.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     return full_loss(problem, _params(problem, params))
 
 
@@ -103,7 +96,7 @@ def spectral_loss(problem: UFM, sv, basis=None):
 
     **Returns:** a scalar, equal to [`loss`][softmax_diag.metrics.loss] of the lifted state.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     return reduced_loss(problem, _sv(problem, sv), _basis(problem, basis))
 
 
@@ -128,7 +121,7 @@ def margins(problem: UFM, params):
 
     **Returns:** an `(N,)` array, samples in order (sample `i` has class `i // n`).
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     logits = _logits(_params(problem, params))
     classes = jnp.arange(problem.num_samples) // problem.samples_per_class
     labels = jnp.arange(problem.num_classes)[:, None] == classes[None, :]
@@ -146,7 +139,7 @@ def spectral_margin(problem: UFM, sv, basis=None):
     **Returns:** a scalar, equal to every entry of
     [`margins`][softmax_diag.metrics.margins] of the lifted state.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     basis = _basis(problem, basis)
     phi = basis.column(product(_sv(problem, sv)) / problem.samples_per_class**0.5)
     return _margin(phi, jnp.arange(problem.num_classes) == 0, axis=-1)
@@ -220,7 +213,7 @@ def nc(problem: UFM, params) -> dict:
     **Returns:** a dict of scalars with the keys above (NaN when a normalizing quantity
     is 0, e.g. all features equal).
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     params = _params(problem, params)
     k, n = problem.num_classes, problem.samples_per_class
     classifier, features = params[0], product(params[1:])
@@ -273,7 +266,7 @@ def spectral_nc(problem: UFM, sv) -> dict:
 
     **Returns:** a dict with the same keys as [`nc`][softmax_diag.metrics.nc].
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     sv = _sv(problem, sv)
     a, f = sv[0], product(sv[1:])
     a_c, f_c = a[1:], f[1:]
@@ -309,7 +302,7 @@ def effective_rank(problem: UFM, params):
 
     **Returns:** a scalar (NaN for $Z = 0$).
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     s = jnp.linalg.svd(_logits(_params(problem, params)), compute_uv=False)
     return _entropy_rank(s)
 
@@ -318,7 +311,7 @@ def effective_rank(problem: UFM, params):
 def spectral_effective_rank(problem: UFM, sv):
     r"""[`effective_rank`][softmax_diag.metrics.effective_rank] from singular values:
     the logits $Q \operatorname{diag}(z) Q_{\mathrm{in}}^T$ have singular values $|z|$."""
-    problem = _problem(problem)
+    problem = check_problem(problem)
     return _entropy_rank(jnp.abs(product(_sv(problem, sv))))
 
 
@@ -409,7 +402,7 @@ def leakage(problem: UFM, params, basis, frames):
 
     **Returns:** a scalar.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     params = _params(problem, params)
     basis = _basis(problem, basis)
     frames = _frames(problem, frames)
@@ -431,7 +424,7 @@ def conserved(problem: UFM, params) -> tuple:
     With one weight decay $\lambda$ on every layer they decay as $e^{-2\lambda t}$.
     Discrete optimizers conserve them only up to $O(\mathrm{lr}^2)$ per step.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     params = _params(problem, params)
     return tuple(top.T @ top - low @ low.T for top, low in zip(params[:-1], params[1:]))
 
@@ -441,7 +434,7 @@ def spectral_conserved(problem: UFM, sv) -> tuple:
     r"""[`conserved`][softmax_diag.metrics.conserved] on a spectral state: per mode
     $\sigma_{l+1}^2 - \sigma_l^2$ (`sv[i]**2 - sv[i+1]**2`), since
     $C_l = P_l \operatorname{diag}(\sigma_{l+1}^2 - \sigma_l^2) P_l^T$."""
-    problem = _problem(problem)
+    problem = check_problem(problem)
     sv = _sv(problem, sv)
     return tuple(top**2 - low**2 for top, low in zip(sv[:-1], sv[1:]))
 
@@ -465,7 +458,7 @@ def conserved_drift(problem: UFM, trajectory):
 
     **Returns:** a `(T,)` array, 0 at time 0.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     if not isinstance(trajectory, (tuple, list)) or len(trajectory) != problem.depth:
         raise ValueError(
             f"`trajectory` must be a tuple of depth={problem.depth} arrays with a leading "
@@ -523,7 +516,7 @@ def lyapunov(problem: UFM, sv):
 
     **Returns:** a scalar.
     """
-    problem = _problem(problem)
+    problem = check_problem(problem)
     z = product(_sv(problem, sv))[1:]
     logs = jnp.log(jnp.where(z > 0, z, 1.0))
     x = logs - jnp.mean(logs)

@@ -122,3 +122,13 @@ def _check_real(name: str, value) -> float:
     if not math.isfinite(value):
         raise ValueError(f"`{name}` must be finite, got {value}.")
     return value
+
+
+def check_problem(problem) -> UFM:
+    """`problem` is a [`UFM`][softmax_diag.UFM]; returns it."""
+    if not isinstance(problem, UFM):
+        raise TypeError(
+            f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}; build "
+            "one with softmax_diag.UFM(num_classes, width)."
+        )
+    return problem

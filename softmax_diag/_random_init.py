@@ -15,7 +15,7 @@ from ._checks import check_int
 from ._fields import check_reducible
 from ._init import check_params, project
 from ._metrics import _tie
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 
 def small_random_init(key, problem: UFM, scale: float, dtype=None) -> tuple:
@@ -35,8 +35,7 @@ def small_random_init(key, problem: UFM, scale: float, dtype=None) -> tuple:
 
     **Returns:** `(W_L, ..., W_1)`.
     """
-    if not isinstance(problem, UFM):
-        raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
+    problem = check_problem(problem)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         try:
             scale = float(scale)

@@ -11,7 +11,7 @@ from ._bases import check_tied, spectral_basis
 from ._checks import check_int, check_times, check_tolerances, is_concrete
 from ._fields import FullGradientFlow, ReducedGradientFlow
 from ._init import check_params, check_sv
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 DEFAULT_MAX_STEPS = 100_000
 
@@ -120,8 +120,9 @@ def _norm_kwargs(norm) -> dict:
     return {} if norm is None else dict(norm=norm)  # None: diffrax's default RMS norm
 
 
-def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name, log_time):
-    dtype = y0[0].dtype
+def check_solve_options(dtype, ts, rtol, atol, solver, max_steps, log_time) -> tuple:
+    """The options every solve takes, checked: `(ts, rtol, atol, solver, max_steps)`,
+    with `ts` cast to `dtype` (the initial values') and the default solver filled in."""
     ts = check_times(ts)
     if ts.dtype != dtype:
         ts = ts.astype(dtype)
@@ -135,6 +136,13 @@ def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name, 
             f"`solver` must be an adaptive diffrax solver (e.g. diffrax.Dopri8(), "
             f"diffrax.Tsit5()), got {type(solver).__name__}."
         )
+    return ts, rtol, atol, solver, max_steps
+
+
+def _solve(field, y0, ts, rtol, atol, solver, max_steps, progress, throw, name, log_time):
+    ts, rtol, atol, solver, max_steps = check_solve_options(
+        y0[0].dtype, ts, rtol, atol, solver, max_steps, log_time
+    )
     traced = not all(is_concrete(leaf) for leaf in jax.tree.leaves((y0, ts, rtol, atol)))
     # Outside jit we raise our own error (and can keep the partial solution); under a
     # trace only diffrax's runtime check is available.
@@ -205,7 +213,7 @@ def solve_full(
 
     Pure JAX: `jax.jit` and `jax.vmap` over `params0` work.
     """
-    params0 = check_params(_check_problem(problem), params0, "params0")
+    params0 = check_params(check_problem(problem), params0, "params0")
     return _solve(
         FullGradientFlow(problem), params0, ts, rtol, atol, solver, max_steps,
         progress, throw, "solve_full", log_time,
@@ -236,7 +244,7 @@ def solve_reduced(
 
     **Returns:** a `diffrax.Solution` whose `ys` is a tuple of `(T, K)` arrays.
     """
-    problem = _check_problem(problem)
+    problem = check_problem(problem)
     basis = spectral_basis(problem.num_classes) if basis is None else basis
     field = ReducedGradientFlow(problem, basis)
     sv0 = check_tied("sv0", basis, check_sv(problem, sv0, "sv0"))
@@ -246,10 +254,3 @@ def solve_reduced(
     )
 
 
-def _check_problem(problem) -> UFM:
-    if not isinstance(problem, UFM):
-        raise TypeError(
-            f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}; build "
-            "one with softmax_diag.UFM(num_classes, width)."
-        )
-    return problem

@@ -20,7 +20,7 @@ from ._batch import BATCHINGS, KINDS, _check_devices, solve_batch
 from ._checks import check_int, check_tolerances
 from ._fields import check_reducible
 from ._init import lift, project
-from ._problem import UFM
+from ._problem import UFM, check_problem
 from ._store import (
     check_chunk,
     chunk_ranges,
@@ -113,8 +113,7 @@ def run_study(
             f"`directory` {directory!r} is a file; pass a directory path for the study "
             "(it is created if missing)."
         )
-    if not isinstance(problem, UFM):
-        raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
+    problem = check_problem(problem)
     basis = spectral_basis(problem.num_classes) if basis is None else basis
     check_reducible(problem, basis)
     num_samples = check_int("num_samples", num_samples, minimum=1)

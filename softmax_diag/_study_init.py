@@ -16,7 +16,7 @@ from ._bases import spectral_basis
 from ._checks import check_int
 from ._fields import check_reducible
 from ._init import random_frame
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 INITS = {
     "uniform": "every layer and mode i.i.d. Uniform[0.2, 1.2]",
@@ -59,8 +59,7 @@ def initial_conditions(problem: UFM, indices, *, seed: int, init: str = "uniform
     """
     if init not in INITS:
         raise ValueError(f"`init` must be one of {tuple(INITS)}, got {init!r}.")
-    if not isinstance(problem, UFM):
-        raise TypeError(f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}.")
+    problem = check_problem(problem)
     basis = spectral_basis(problem.num_classes) if basis is None else basis
     check_reducible(problem, basis)
     seed = check_int("seed", seed, minimum=0)

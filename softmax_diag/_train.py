@@ -28,7 +28,7 @@ from ._bases import check_tied, spectral_basis
 from ._checks import check_int
 from ._fields import FullGradientFlow, ReducedGradientFlow
 from ._init import check_params, check_sv
-from ._problem import UFM
+from ._problem import UFM, check_problem
 
 
 @eqx.filter_jit
@@ -50,11 +50,7 @@ def _train(field, y0, optimizer, num_steps, every):
 
 
 def _check(problem, optimizer, num_steps, every):
-    if not isinstance(problem, UFM):
-        raise TypeError(
-            f"`problem` must be a softmax_diag.UFM, got {type(problem).__name__}; build "
-            "one with softmax_diag.UFM(num_classes, width)."
-        )
+    problem = check_problem(problem)
     if not (callable(getattr(optimizer, "init", None))
             and callable(getattr(optimizer, "update", None))):
         raise TypeError(
