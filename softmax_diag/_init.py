@@ -71,7 +71,9 @@ def _strict(name: str, arrays: tuple) -> tuple:
     return tuple(check_finite(f"{name}[{i}]", a) for i, a in enumerate(arrays))
 
 
-def _check_frames(problem: UFM, frames, dtype) -> tuple:
+def check_frames(problem: UFM, frames, dtype=None) -> tuple:
+    """`depth - 1` float `(width, K)` frames. With a `dtype` (that of the values they go
+    with) also that dtype and orthonormal columns; without (the metrics), shapes only."""
     if not isinstance(frames, (tuple, list)):
         frames = (frames,)
     if len(frames) != problem.depth - 1:
@@ -84,6 +86,9 @@ def _check_frames(problem: UFM, frames, dtype) -> tuple:
     for i, frame in enumerate(frames):
         frame = as_float_array(f"frames[{i}]", frame)
         check_shape(f"frames[{i}]", frame, shape, "(width, K), orthonormal columns")
+        if dtype is None:
+            out.append(frame)
+            continue
         if frame.dtype != dtype:
             raise TypeError(
                 f"`frames[{i}]` has dtype {frame.dtype} but the singular values have "
@@ -132,7 +137,11 @@ def lift(problem: UFM, sv, basis, frames) -> tuple:
     """
     check_reducible(problem, basis)
     sv = check_tied("sv", basis, check_sv(problem, sv, "sv"))
-    frames = _check_frames(problem, frames, sv[0].dtype)
+    return lift_unchecked(problem, sv, basis, check_frames(problem, frames, sv[0].dtype))
+
+
+def lift_unchecked(problem: UFM, sv, basis, frames) -> tuple:
+    """`lift` without input checks (the metrics lift states that may be NaN or untied)."""
     n = problem.samples_per_class
     params = []
     for sigma, left, right in zip(sv, *_sides(frames)):
@@ -151,7 +160,11 @@ def project(problem: UFM, params, basis, frames) -> tuple:
     P_{l-1})$ with $Q$ / $Q_{\\mathrm{in}}$ at the ends (inverse of `lift`)."""
     check_reducible(problem, basis)
     params = check_params(problem, params)
-    frames = _check_frames(problem, frames, params[0].dtype)
+    return project_unchecked(problem, params, basis, check_frames(problem, frames, params[0].dtype))
+
+
+def project_unchecked(problem: UFM, params, basis, frames) -> tuple:
+    """`project` without input checks (for the metrics, as `lift_unchecked`)."""
     n = problem.samples_per_class
     sv = []
     for w, left, right in zip(params, *_sides(frames)):

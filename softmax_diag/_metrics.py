@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from ._bases import check_basis, spectral_basis
-from ._checks import as_float_array, check_shape
-from ._init import check_params, check_sv
+from ._init import check_frames, check_params, check_sv, lift_unchecked, project_unchecked
 from ._losses import full_loss, product, reduced_loss
 from ._problem import UFM, check_problem
 
@@ -330,53 +329,6 @@ def _tie(basis, sv):
     return tuple(out)
 
 
-def _diagonals(problem, params, basis, frames):
-    """diag(left^T W right) per layer (as `project`, without value checks)."""
-    n = problem.samples_per_class
-    lefts, rights = (None,) + tuple(frames), tuple(frames) + (None,)
-    sv = []
-    for w, left, right in zip(params, lefts, rights):
-        if left is None:
-            sv.append(jnp.sum(basis.transform(w.T).T * right.T, axis=1))
-        elif right is None:
-            if n > 1:
-                w = w.reshape(w.shape[0], -1, n).sum(axis=-1) / n**0.5
-            sv.append(jnp.sum(left * basis.transform(w), axis=0))
-        else:
-            sv.append(jnp.sum(left * (w @ right), axis=0))
-    return tuple(sv)
-
-
-def _lift(problem, sv, basis, frames):
-    """As `lift`, without value checks (the projection may be untied before `_tie`)."""
-    n = problem.samples_per_class
-    lefts, rights = (None,) + tuple(frames), tuple(frames) + (None,)
-    params = []
-    for sigma, left, right in zip(sv, lefts, rights):
-        if left is None:
-            params.append(basis.inverse(right * sigma[None, :]).T)
-        elif right is None:
-            w = basis.inverse(left * sigma[None, :])
-            params.append(jnp.repeat(w, n, axis=1) / n**0.5 if n > 1 else w)
-        else:
-            params.append((left * sigma[None, :]) @ right.T)
-    return tuple(params)
-
-
-def _frames(problem, frames):
-    if not isinstance(frames, (tuple, list)):
-        frames = (frames,)
-    if len(frames) != problem.depth - 1:
-        raise ValueError(
-            f"`frames` has {len(frames)} matrices but depth={problem.depth} needs "
-            f"{problem.depth - 1}: (P_(L-1), ..., P_1), as returned by hadamard_init."
-        )
-    frames = tuple(as_float_array(f"frames[{i}]", p) for i, p in enumerate(frames))
-    for i, p in enumerate(frames):
-        check_shape(f"frames[{i}]", p, (problem.width, problem.num_classes), "(width, K)")
-    return frames
-
-
 @eqx.filter_jit
 def leakage(problem: UFM, params, basis, frames):
     r"""Relative energy of `params` outside the spectral form with this basis and frames.
@@ -405,9 +357,9 @@ def leakage(problem: UFM, params, basis, frames):
     problem = check_problem(problem)
     params = _params(problem, params)
     basis = _basis(problem, basis)
-    frames = _frames(problem, frames)
-    diagonal = _lift(problem, _tie(basis, _diagonals(problem, params, basis, frames)),
-                     basis, frames)
+    frames = check_frames(problem, frames)
+    sv = _tie(basis, project_unchecked(problem, params, basis, frames))
+    diagonal = lift_unchecked(problem, sv, basis, frames)
     off = sum(jnp.sum((w - p) ** 2) for w, p in zip(params, diagonal))
     return off / sum(jnp.sum(w**2) for w in params)
 
